@@ -160,12 +160,15 @@ func JCSDigest(v any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	c, err := jcs.Transform(raw)
+	c, err := jcsTransform(raw)
 	if err != nil {
 		return "", err
 	}
 	return SHA256Digest(c), nil
 }
+
+// jcsTransform canonicalises JSON text with RFC 8785.
+func jcsTransform(raw []byte) ([]byte, error) { return jcs.Transform(raw) }
 
 // ValidateDefinition checks what registration requires of a definition beyond being
 // hashable: sizes, unique tool names, parameters that are JSON objects, and no hidden

@@ -14,6 +14,9 @@ import (
 
 var b64 = base64.RawURLEncoding
 
+// b64strict also refuses non-zero padding bits (RFC 4648 §3.5).
+var b64strict = base64.RawURLEncoding.Strict()
+
 // JWK is a public JSON Web Key (RFC 7517) of the two types this protocol uses: OKP
 // Ed25519 (RFC 8037) and EC P-256. Private members are never part of this type; a key
 // that carries them is refused by ParseJWK.
@@ -64,14 +67,18 @@ func (k *JWK) PublicKey() (crypto.PublicKey, error) {
 			return nil, errors.New("jwk: OKP key with y")
 		}
 		x, err := b64.DecodeString(k.X)
-		if err != nil || len(x) != ed25519.PublicKeySize {
+		if err != nil || len(x) != ed25519.PublicKeySize || b64.EncodeToString(x) != k.X {
+			// The canonical-encoding check matters: the thumbprint hashes the x string,
+			// so a second spelling of the same key (non-zero trailing bits, an embedded
+			// newline, both ignored by the decoder) would be a second jkt.
 			return nil, errors.New("jwk: bad Ed25519 x")
 		}
 		return ed25519.PublicKey(x), nil
 	case k.Kty == "EC" && k.Crv == "P-256":
 		x, err1 := b64.DecodeString(k.X)
 		y, err2 := b64.DecodeString(k.Y)
-		if err1 != nil || err2 != nil || len(x) != 32 || len(y) != 32 {
+		if err1 != nil || err2 != nil || len(x) != 32 || len(y) != 32 ||
+			b64.EncodeToString(x) != k.X || b64.EncodeToString(y) != k.Y {
 			return nil, errors.New("jwk: bad P-256 coordinates")
 		}
 		// Validate the point through the crypto/ecdh checks (on-curve, not infinity).
@@ -147,4 +154,3 @@ func AlgForKey(pub crypto.PublicKey) (string, error) {
 	}
 	return "", fmt.Errorf("unsupported key type %T", pub)
 }
-

@@ -53,20 +53,26 @@ func ParseJWS(compact string) (*JWS, error) {
 	if len(compact) > MaxJWTBytes {
 		return nil, fmt.Errorf("jwt exceeds %d bytes", MaxJWTBytes)
 	}
+	// base64url as JWS uses it has one spelling per value: no line breaks (which the
+	// decoder would skip) and zero padding bits (b64strict), so a token or proof
+	// cannot be re-spelled into a different string that still verifies.
+	if strings.ContainsAny(compact, "\r\n") {
+		return nil, errors.New("jwt contains a line break")
+	}
 	first := strings.IndexByte(compact, '.')
 	last := strings.LastIndexByte(compact, '.')
 	if first < 0 || first == last || strings.Count(compact, ".") != 2 {
 		return nil, errors.New("jwt is not three dot-separated parts")
 	}
-	hb, err := b64.DecodeString(compact[:first])
+	hb, err := b64strict.DecodeString(compact[:first])
 	if err != nil {
 		return nil, errors.New("jwt header is not base64url")
 	}
-	pb, err := b64.DecodeString(compact[first+1 : last])
+	pb, err := b64strict.DecodeString(compact[first+1 : last])
 	if err != nil {
 		return nil, errors.New("jwt payload is not base64url")
 	}
-	sig, err := b64.DecodeString(compact[last+1:])
+	sig, err := b64strict.DecodeString(compact[last+1:])
 	if err != nil {
 		return nil, errors.New("jwt signature is not base64url")
 	}
