@@ -28,6 +28,7 @@ type env struct {
 	secrets map[string]string
 	admin   string
 	shim    string
+	swap    func(http.Handler)
 }
 
 var testClients = []idp.ClientConfig{
@@ -51,6 +52,7 @@ func newEnv(t testing.TB, store idp.Store, mods ...func(*idp.Config)) *env {
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(e.ts.Close)
 	e.url = e.ts.URL
+	e.swap = func(n http.Handler) { h = n }
 	if e.store == nil {
 		e.store = idp.NewMemoryStore()
 	}
@@ -71,6 +73,18 @@ func newEnv(t testing.TB, store idp.Store, mods ...func(*idp.Config)) *env {
 	e.shim = ajwt.SHA256Digest([]byte("test shim build"))
 	e.mustJSON(201, "POST", "/v1/shims", "admin", map[string]any{"checksum": e.shim, "note": "test"})
 	return e
+}
+
+// restart replaces the running IDP with a new one over store (same issuer, the stored
+// clients), as a process restart would.
+func (e *env) restart(store idp.Store) {
+	e.t.Helper()
+	srv, err := idp.New(context.Background(), idp.Config{Issuer: e.url, Store: store, Baseline: true})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.srv, e.store = srv, store
+	e.swap(srv.Handler())
 }
 
 // resp is a decoded JSON response.
