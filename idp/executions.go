@@ -45,7 +45,7 @@ func (s *Server) handleStartExecution(c echo.Context) error {
 	now := s.now()
 	ex := &Execution{ExecutionID: "exe-" + ajwt.NewJTI(), ClientID: cl.ClientID, WorkflowID: req.WorkflowID, User: req.User,
 		Intent: req.Intent, Params: req.Params, IntentHash: intentHash, RootJTI: ajwt.NewJTI(),
-		RootExpiry: now.Add(s.cfg.ExecutionTTL).UTC(), Status: statusOpen, CreatedAt: now.UTC(), Tokens: []TokenRef{}}
+		RootExpiry: now.Add(s.cfg.ExecutionTTL).UTC(), Status: statusOpen, CreatedAt: now.UTC()}
 	if ex.Params == nil {
 		ex.Params = map[string]string{}
 	}
@@ -83,6 +83,7 @@ func (s *Server) handleStartExecution(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		ex.RootDigest = ajwt.SHA256Digest([]byte(root))
 		if err := putJSON(w, tblExecutions, ex.ExecutionID, ex); err != nil {
 			return err
 		}
@@ -169,14 +170,25 @@ type tokenView struct {
 	ExpiresAt string `json:"expires_at"`
 }
 
+// viewExecutionTokens is viewExecution with the execution's minted tokens.
+func viewExecutionTokens(tx Tx, ex *Execution) (executionView, error) {
+	v := viewExecution(ex)
+	refs, err := listJSON[TokenRef](tx, tblExecTokens, ex.ExecutionID+"/")
+	if err != nil {
+		return v, err
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].ExpiresAt.Before(refs[j].ExpiresAt) })
+	for _, t := range refs {
+		v.Tokens = append(v.Tokens, tokenView{JTI: t.JTI, StepID: t.StepID, AgentID: t.AgentID, ExpiresAt: rfc3339(t.ExpiresAt)})
+	}
+	return v, nil
+}
+
 func viewExecution(ex *Execution) executionView {
 	v := executionView{ExecutionID: ex.ExecutionID, WorkflowID: ex.WorkflowID, WorkflowVersion: ex.WorkflowVersion, User: ex.User,
 		Intent: ex.Intent, Params: ex.Params, Status: ex.Status, CreatedAt: rfc3339(ex.CreatedAt), Steps: []stepView{}, Tokens: []tokenView{}}
 	for _, s := range ex.Steps {
 		v.Steps = append(v.Steps, stepView{ID: s.ID, Agent: s.Agent, State: s.State, OwnerInstance: s.OwnerInstance, ApprovedBy: s.ApprovedBy, CompletedAt: rfc3339(s.CompletedAt)})
-	}
-	for _, t := range ex.Tokens {
-		v.Tokens = append(v.Tokens, tokenView{JTI: t.JTI, StepID: t.StepID, AgentID: t.AgentID, ExpiresAt: rfc3339(t.ExpiresAt)})
 	}
 	return v
 }
@@ -200,14 +212,18 @@ func (s *Server) handleGetExecution(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var ex *Execution
+	var view executionView
 	if err := s.store.View(c.Request().Context(), func(tx Tx) error {
-		ex, err = loadExecution(tx, c.Param("id"), cl, false)
+		ex, err := loadExecution(tx, c.Param("id"), cl, false)
+		if err != nil {
+			return err
+		}
+		view, err = viewExecutionTokens(tx, ex)
 		return err
 	}); err != nil {
 		return err
 	}
-	return writeJSON(c, http.StatusOK, viewExecution(ex))
+	return writeJSON(c, http.StatusOK, view)
 }
 
 // handleListExecutions is GET /v1/executions: the caller's (all for admin and approver).

@@ -237,9 +237,12 @@ func (h *AgentChecksumHandler) mint(w *wtx, cl *Client, f form, jkt, instanceID 
 	}
 	if st.State == statePending {
 		st.State, st.OwnerInstance = stateActive, instanceID
+		if err := putJSON(w, tblExecutions, ex.ExecutionID, ex); err != nil {
+			return nil, err
+		}
 	}
-	ex.Tokens = append(ex.Tokens, TokenRef{JTI: claims.JTI, StepID: stepID, AgentID: agentID, ExpiresAt: exp.UTC()})
-	if err := putJSON(w, tblExecutions, ex.ExecutionID, ex); err != nil {
+	ref := TokenRef{JTI: claims.JTI, StepID: stepID, AgentID: agentID, ExpiresAt: exp.UTC()}
+	if err := putJSON(w, tblExecTokens, ex.ExecutionID+"/"+claims.JTI, &ref); err != nil {
 		return nil, err
 	}
 	rec := TokenRecord{JTI: claims.JTI, Typ: ajwt.TypIntent, ClientID: cl.ClientID, AgentID: agentID, InstanceID: instanceID,

@@ -21,6 +21,7 @@ const (
 	tblWorkflows   = "workflows"
 	tblExecutions  = "executions"
 	tblTokens      = "tokens"
+	tblExecTokens  = "execution_tokens"
 	tblRevoked     = "revoked"
 	logAudit       = "audit"
 	logRevocations = "revocations"
@@ -181,12 +182,12 @@ type Execution struct {
 	Params          map[string]string `json:"params"`
 	IntentHash      string            `json:"intent_hash"`
 	RootJTI         string            `json:"root_jti"`
+	RootDigest      string            `json:"root_digest"`
 	RootExpiry      time.Time         `json:"root_expiry"`
 	Status          string            `json:"status"`
 	CreatedAt       time.Time         `json:"created_at"`
 	ClosedAt        time.Time         `json:"closed_at,omitzero"`
 	Steps           []*StepState      `json:"steps"`
-	Tokens          []TokenRef        `json:"tokens"`
 }
 
 // Step returns the state of step id, or nil.
