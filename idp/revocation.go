@@ -286,4 +286,3 @@ func (s *Server) intentTokenLive(ctx context.Context, cl *ajwt.IntentClaims) (bo
 	}
 	return live, err
 }
-

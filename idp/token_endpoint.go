@@ -66,14 +66,14 @@ func (s *Server) handleDiscovery(c echo.Context) error {
 		"token_endpoint_auth_methods_supported": basic,
 		"introspection_endpoint_auth_methods_supported": basic,
 		"revocation_endpoint_auth_methods_supported":    basic,
-		"scopes_supported":                      []string{ajwt.ScopeRepoRead, ajwt.ScopeRepoWrite, ajwt.ScopeVulnsRead, ajwt.ScopeAdmin},
-		"dpop_signing_alg_values_supported":     ajwt.DPoPAlgs(),
-		"agent_registration_endpoint":           iss + "/v1/agents",
-		"workflow_registration_endpoint":        iss + "/v1/workflows",
-		"execution_endpoint":                    iss + "/v1/executions",
-		"revocation_feed_endpoint":              iss + "/v1/revocations",
-		"audit_endpoint":                        iss + "/v1/audit",
-		"agent_checksum_algorithms_supported":   []string{"sha256"},
+		"scopes_supported":                    []string{ajwt.ScopeRepoRead, ajwt.ScopeRepoWrite, ajwt.ScopeVulnsRead, ajwt.ScopeAdmin},
+		"dpop_signing_alg_values_supported":   ajwt.DPoPAlgs(),
+		"agent_registration_endpoint":         iss + "/v1/agents",
+		"workflow_registration_endpoint":      iss + "/v1/workflows",
+		"execution_endpoint":                  iss + "/v1/executions",
+		"revocation_feed_endpoint":            iss + "/v1/revocations",
+		"audit_endpoint":                      iss + "/v1/audit",
+		"agent_checksum_algorithms_supported": []string{"sha256"},
 	})
 }
 
