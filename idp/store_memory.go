@@ -19,7 +19,9 @@ var (
 
 // MemoryStore is an in-memory Store for tests and single-process development. View takes
 // a read lock; Update takes the write lock and buffers its writes in an overlay that is
-// merged into the store only if fn returns nil.
+// merged into the store only if fn returns nil. Values are copied in and out, so callers
+// may reuse their buffers. fn must not call View or Update on the same store (the lock is
+// not reentrant), and a Tx must not be used from several goroutines or after fn returns.
 type MemoryStore struct {
 	mu     sync.RWMutex
 	closed bool

@@ -70,7 +70,9 @@ var sqliteReadStmts = []int{sqlGet, sqlList, sqlListFrom, sqlLast, sqlReadLog}
 // SQLiteStore is a Store in one SQLite file (WAL mode). Updates go through a single
 // writer connection whose transactions begin IMMEDIATE, so they are serialised and never
 // fail to upgrade a read lock; Views use a pool of query-only connections and see a
-// consistent snapshot without blocking the writer.
+// consistent snapshot without blocking the writer. fn must not call Update on the same
+// store from inside an Update (the single writer connection is taken, so it would block
+// until ctx ends), and a Tx must not be used from several goroutines or after fn returns.
 type SQLiteStore struct {
 	writer *sql.DB
 	reader *sql.DB
