@@ -25,13 +25,13 @@ var sqliteMigrations = []string{
 		k   TEXT NOT NULL,
 		v   BLOB NOT NULL,
 		PRIMARY KEY(tbl, k)
-	) WITHOUT ROWID;
+	);
 	CREATE TABLE logs(
 		name TEXT NOT NULL,
 		seq  INTEGER NOT NULL,
 		v    BLOB NOT NULL,
 		PRIMARY KEY(name, seq)
-	) WITHOUT ROWID;`,
+	);`,
 }
 
 // sqliteBusyTimeoutMS is how long a connection waits for a lock held by another
@@ -123,6 +123,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 		"_pragma": {
 			fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeoutMS),
 			"journal_mode(WAL)",
+			"mmap_size(268435456)",
 			"synchronous(NORMAL)",
 		},
 		"_txlock": {"immediate"},
@@ -152,6 +153,7 @@ func OpenSQLite(ctx context.Context, path string) (*SQLiteStore, error) {
 	s.reader, err = sql.Open("sqlite", sqliteDSN(abs, url.Values{
 		"_pragma": {
 			fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeoutMS),
+			"mmap_size(268435456)",
 			"query_only(1)",
 		},
 	}))
