@@ -48,6 +48,9 @@ func FuzzDelegationChain(f *testing.F) {
 	}
 	w.complete(sup, execID, "list_files")
 	valid := root + "," + link(f, sup, root, "planner", []string{"query_vulns"}, pl.jkt, nil)
+	if st, r := w.mint(pl, execID, "query_vulns", resOSV, valid, nil); st != 200 {
+		f.Fatalf("the valid chain is refused: %d %v", st, r)
+	}
 	f.Add(valid)
 	f.Add(root)
 	f.Add(root + "," + root)

@@ -201,7 +201,9 @@ func (e *env) proof(key ed25519.PrivateKey, method, path string) http.Header {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return http.Header{"DPoP": {p}}
+	h := http.Header{}
+	h.Set("DPoP", p)
+	return h
 }
 
 func (e *env) enroll(agentID, checksum string) *handle {

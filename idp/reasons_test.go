@@ -1,6 +1,7 @@
 package idp_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -286,5 +287,30 @@ func TestBaselineOff(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 401 || res.Header.Get("WWW-Authenticate") != `Basic realm="ajwt"` {
 		t.Fatalf("bad Basic: %d %v", res.StatusCode, res.Header)
+	}
+}
+
+// TestReplayCacheFull: when the DPoP replay cache has no room the token endpoint answers
+// 503 temporarily_unavailable with Retry-After and reason replay_cache_full, and does
+// not evict the proof it holds (a replay of it is still refused).
+func TestReplayCacheFull(t *testing.T) {
+	w := newWorld(t, nil, func(c *idp.Config) { c.ReplayCacheSize = 1 })
+	sup := w.enroll("supervisor", w.sums["supervisor"]) // enrollment fills the one slot
+	execID, root := w.execution()
+	v := url.Values{"grant_type": {"agent_checksum"}, "agent_id": {"supervisor"}, "agent_checksum": {sup.checksum},
+		"execution_id": {execID}, "step_id": {"list_files"}, "resource": {resGitHub}, "delegation_chain": {root}}
+	req, _ := http.NewRequest("POST", w.url+"/oauth2/token", strings.NewReader(v.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("patchbot", w.secrets["patchbot"])
+	req.Header.Set("DPoP", w.proof(sup.key, "POST", "/oauth2/token").Get("DPoP"))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var r resp
+	_ = json.NewDecoder(res.Body).Decode(&r)
+	if res.StatusCode != 503 || res.Header.Get("Retry-After") != "1" || r.code() != "temporarily_unavailable" || r.reason() != "replay_cache_full" {
+		t.Fatalf("got %d %v %v", res.StatusCode, res.Header, r)
 	}
 }
