@@ -242,10 +242,14 @@ func NormalizeHTU(s string) (string, error) {
 		return "", err
 	}
 	scheme := strings.ToLower(u.Scheme)
-	if (scheme != "http" && scheme != "https") || u.Host == "" || u.User != nil {
+	// Hostname, not Host: "http://:" and "http://:80" have a Host but no host.
+	if (scheme != "http" && scheme != "https") || u.Hostname() == "" || u.User != nil {
 		return "", errors.New("htu is not an absolute http(s) URL")
 	}
-	host := strings.ToLower(u.Hostname())
+	// Lower-case ASCII only (RFC 3986 §6.2.2.1): strings.ToLower would turn each invalid
+	// UTF-8 byte into U+FFFD (distinct hosts colliding) and U+212A KELVIN SIGN into "k".
+	// Hostname is decoded, so re-encode "%" (an IPv6 zone's "%25") to keep a URI.
+	host := strings.ReplaceAll(asciiLower(u.Hostname()), "%", "%25")
 	port := u.Port()
 	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
 		port = ""
@@ -265,6 +269,22 @@ func NormalizeHTU(s string) (string, error) {
 		p = "/"
 	}
 	return scheme + "://" + host + p, nil
+}
+
+// asciiLower lower-cases the ASCII letters of s and leaves every other byte alone.
+func asciiLower(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; c >= 'A' && c <= 'Z' {
+					b[j] = c + ('a' - 'A')
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
 }
 
 func isUnreserved(c byte) bool {
