@@ -77,7 +77,7 @@ func ParseJWS(compact string) (*JWS, error) {
 		return nil, errors.New("jwt signature is not base64url")
 	}
 	j := &JWS{Payload: pb, SigningInput: compact[:last], Signature: sig}
-	if err := CheckStrictJSON(hb); err != nil {
+	if err := CheckStrictJWTJSON(hb); err != nil {
 		return nil, fmt.Errorf("jwt header: %w", err)
 	}
 	if err := json.Unmarshal(hb, &j.Members); err != nil {
@@ -138,7 +138,7 @@ func (j *JWS) Verify(pub crypto.PublicKey) error {
 }
 
 // Claims decodes the payload strictly (valid UTF-8, no duplicate members) into v.
-func (j *JWS) Claims(v any) error { return DecodeStrictLenient(j.Payload, v) }
+func (j *JWS) Claims(v any) error { return decodeJWTPart(j.Payload, v) }
 
 // Sign produces a compact JWS over claims with the header members given. The signer
 // must be an ed25519.PrivateKey (alg EdDSA) or *ecdsa.PrivateKey on P-256 (alg ES256).
