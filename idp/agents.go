@@ -101,8 +101,11 @@ func (s *Server) handleRegisterAgent(c echo.Context) error {
 			return err
 		}
 		v := &AgentVersion{Version: len(ag.Versions) + 1, Checksum: sum, RegistrationID: ajwt.NewJTI(), Status: statusActive,
-			RegisteredAt: s.now().UTC(), DupKey: dupKey, Definition: def}
+			RegisteredAt: s.now().UTC(), DupKey: dupKey}
 		ag.Versions = append(ag.Versions, v)
+		if err := putJSON(w, tblAgentDefs, agentDefKey(ag.AgentID, v.Version), def); err != nil {
+			return err
+		}
 		ag.Description, ag.App, ag.MaxScopes = req.Description, req.App, req.MaxScopes
 		if err := putJSON(w, tblAgents, ag.AgentID, ag); err != nil {
 			return err
@@ -159,7 +162,20 @@ type versionView struct {
 	Definition     *ajwt.AgentDefinition `json:"definition,omitempty"`
 }
 
-func viewAgent(a *Agent, withDef bool) agentView {
+// viewAgentDefs is viewAgent with each version's definition read from tx.
+func viewAgentDefs(tx Tx, a *Agent) (agentView, error) {
+	v := viewAgent(a)
+	for i := range v.Versions {
+		d, err := getJSON[ajwt.AgentDefinition](tx, tblAgentDefs, agentDefKey(a.AgentID, v.Versions[i].Version))
+		if err != nil {
+			return v, err
+		}
+		v.Versions[i].Definition = d
+	}
+	return v, nil
+}
+
+func viewAgent(a *Agent) agentView {
 	v := agentView{AgentID: a.AgentID, App: a.App, MaxScopes: a.MaxScopes, Status: a.Status}
 	if v.MaxScopes == nil {
 		v.MaxScopes = []string{}
@@ -168,9 +184,6 @@ func viewAgent(a *Agent, withDef bool) agentView {
 		vv := versionView{Version: ver.Version, Checksum: ver.Checksum, RegistrationID: ver.RegistrationID, Status: ver.Status, RegisteredAt: rfc3339(ver.RegisteredAt)}
 		if a.Status == statusRevoked {
 			vv.Status = statusRevoked
-		}
-		if withDef {
-			vv.Definition = ver.Definition
 		}
 		v.Versions = append(v.Versions, vv)
 	}
@@ -202,18 +215,27 @@ func (s *Server) handleListAgents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var agents []*Agent
+	out := []agentView{}
 	if err := s.store.View(c.Request().Context(), func(tx Tx) error {
-		agents, err = listJSON[Agent](tx, tblAgents, "")
-		return err
+		agents, err := listJSON[Agent](tx, tblAgents, "")
+		if err != nil {
+			return err
+		}
+		for _, a := range agents {
+			if cl.Role != RoleAdmin && a.App != cl.ClientID {
+				continue
+			}
+			v := viewAgent(a)
+			if withDef {
+				if v, err = viewAgentDefs(tx, a); err != nil {
+					return err
+				}
+			}
+			out = append(out, v)
+		}
+		return nil
 	}); err != nil {
 		return err
-	}
-	out := []agentView{}
-	for _, a := range agents {
-		if cl.Role == RoleAdmin || a.App == cl.ClientID {
-			out = append(out, viewAgent(a, withDef))
-		}
 	}
 	return writeJSON(c, http.StatusOK, map[string]any{"agents": out})
 }
@@ -248,7 +270,16 @@ func (s *Server) handleGetAgent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(c, http.StatusOK, viewAgent(ag, withDef))
+	v := viewAgent(ag)
+	if withDef {
+		if err := s.store.View(c.Request().Context(), func(tx Tx) error {
+			v, err = viewAgentDefs(tx, ag)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return writeJSON(c, http.StatusOK, v)
 }
 
 // handlePatchAgent is PATCH /v1/agents/{id} (admin): `app` and `max_scopes`, effective
@@ -289,7 +320,7 @@ func (s *Server) handlePatchAgent(c echo.Context) error {
 		if req.MaxScopes != nil {
 			ag.MaxScopes = *req.MaxScopes
 		}
-		view = viewAgent(ag, false)
+		view = viewAgent(ag)
 		if err := putJSON(w, tblAgents, id, ag); err != nil {
 			return err
 		}

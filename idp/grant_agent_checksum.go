@@ -58,29 +58,34 @@ func lookupInstanceByKey(tx Tx, jkt string) (*Instance, error) {
 	return inst, nil
 }
 
-// Handle implements TokenHandler. The checks run in the order DESIGN §5.3 lists them;
-// everything after the DPoP proof runs in one write transaction that re-reads agent,
-// instance, execution, step and approval state.
+// Handle implements TokenHandler. The checks run in the order DESIGN §5.3 lists them,
+// all inside one write transaction, so agent, instance, execution, step and approval
+// state are one consistent snapshot and a close, completion or revocation that
+// committed first is always seen.
 func (h *AgentChecksumHandler) Handle(c echo.Context, cl *Client, f form) (*TokenResponse, error) {
-	s := h.s
 	if err := f.require("agent_id", "agent_checksum", "execution_id", "step_id", "resource"); err != nil {
 		return nil, err
 	}
-	agentID, execID, stepID := f["agent_id"], f["execution_id"], f["step_id"]
 	a := info(c)
-	a.agentID, a.executionID, a.stepID = trunc(agentID), trunc(execID), trunc(stepID)
-	ctx := c.Request().Context()
-
-	// Agent known, not revoked, and this client is its app.
-	var agent *Agent
-	if err := s.store.View(ctx, func(tx Tx) error {
+	a.agentID, a.executionID, a.stepID = trunc(f["agent_id"]), trunc(f["execution_id"]), trunc(f["step_id"])
+	var resp *TokenResponse
+	err := h.s.update(c, func(w *wtx) error {
 		var err error
-		agent, err = getJSON[Agent](tx, tblAgents, agentID)
+		resp, err = h.mint(w, cl, f)
 		return err
-	}); err != nil {
-		if isNotFound(err) {
-			return nil, grantErr(ajwt.ReasonUnknownAgent, "unknown agent")
-		}
+	})
+	return resp, err
+}
+
+func (h *AgentChecksumHandler) mint(w *wtx, cl *Client, f form) (*TokenResponse, error) {
+	s := h.s
+	agentID, execID, stepID := f["agent_id"], f["execution_id"], f["step_id"]
+	// Agent known, not revoked, and this client is its app.
+	agent, err := getJSON[Agent](w, tblAgents, agentID)
+	if isNotFound(err) {
+		return nil, grantErr(ajwt.ReasonUnknownAgent, "unknown agent")
+	}
+	if err != nil {
 		return nil, err
 	}
 	if agent.Status == statusRevoked {
@@ -89,60 +94,30 @@ func (h *AgentChecksumHandler) Handle(c echo.Context, cl *Client, f form) (*Toke
 	if agent.App != cl.ClientID {
 		return nil, ajwt.NewError(http.StatusBadRequest, ajwt.CodeUnauthorizedClient, ajwt.ReasonForbidden, "client is not this agent's app")
 	}
-
 	// DPoP proof whose key is an enrolled, unrevoked instance of this agent.
 	var inst *Instance
-	proof, err := s.dpop.Verify(ctx, ajwt.DPoPCheck{
-		Values: c.Request().Header.Values("DPoP"), Method: http.MethodPost, HTU: s.cfg.Issuer + "/oauth2/token",
+	proof, err := s.dpop.Verify(w.c.Request().Context(), ajwt.DPoPCheck{
+		Values: w.c.Request().Header.Values("DPoP"), Method: http.MethodPost, HTU: s.cfg.Issuer + "/oauth2/token",
 		KeyCheck: func(jkt string, _ crypto.PublicKey) error {
-			return s.store.View(ctx, func(tx Tx) error {
-				var err error
-				inst, err = lookupInstanceByKey(tx, jkt)
-				if err != nil {
-					return err
-				}
-				if inst == nil || inst.Status != statusActive {
-					return grantErr(ajwt.ReasonInstanceUnknown, "the DPoP key is not an enrolled, live instance")
-				}
-				if inst.AgentID != agentID {
-					return grantErr(ajwt.ReasonInstanceKeyMismatch, "the DPoP key belongs to an instance of another agent")
-				}
-				return nil
-			})
+			var err error
+			if inst, err = lookupInstanceByKey(w, jkt); err != nil {
+				return err
+			}
+			if inst == nil || inst.Status != statusActive {
+				return grantErr(ajwt.ReasonInstanceUnknown, "the DPoP key is not an enrolled, live instance")
+			}
+			if inst.AgentID != agentID {
+				return grantErr(ajwt.ReasonInstanceKeyMismatch, "the DPoP key belongs to an instance of another agent")
+			}
+			return nil
 		},
 	})
 	if err != nil {
 		return nil, idpDPoPError(err)
 	}
-	a.instanceID = inst.InstanceID
-
-	var resp *TokenResponse
-	err = s.update(c, func(w *wtx) error {
-		r, err := h.mint(w, cl, f, proof.JKT, inst.InstanceID)
-		resp = r
-		return err
-	})
-	return resp, err
-}
-
-func (h *AgentChecksumHandler) mint(w *wtx, cl *Client, f form, jkt, instanceID string) (*TokenResponse, error) {
-	s := h.s
+	jkt, instanceID := proof.JKT, inst.InstanceID
+	info(w.c).instanceID = instanceID
 	now := s.now()
-	agentID, execID, stepID := f["agent_id"], f["execution_id"], f["step_id"]
-	agent, err := getJSON[Agent](w, tblAgents, agentID)
-	if err != nil {
-		return nil, err
-	}
-	if agent.Status == statusRevoked {
-		return nil, grantErr(ajwt.ReasonAgentRevoked, "agent is revoked")
-	}
-	inst, err := getJSON[Instance](w, tblInstances, instKey(agentID, instanceID))
-	if err != nil {
-		return nil, err
-	}
-	if inst.Status != statusActive {
-		return nil, grantErr(ajwt.ReasonInstanceUnknown, "instance was revoked")
-	}
 	// The reported checksum equals the enrolled one, and that version is still active.
 	active := agent.Active()
 	if f["agent_checksum"] != inst.Checksum || active == nil || active.Version != inst.Version {
@@ -159,7 +134,7 @@ func (h *AgentChecksumHandler) mint(w *wtx, cl *Client, f form, jkt, instanceID 
 	if ex.Status != statusOpen {
 		return nil, grantErr(ajwt.ReasonExecutionClosed, "execution is closed")
 	}
-	wf, err := getJSON[Workflow](w, tblWorkflows, workflowKey(ex.WorkflowID, ex.WorkflowVersion))
+	wf, err := s.workflow(w, ex.WorkflowID, ex.WorkflowVersion)
 	if err != nil {
 		return nil, err
 	}

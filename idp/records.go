@@ -15,6 +15,7 @@ const (
 	tblKeys        = "keys"
 	tblAgents      = "agents"
 	tblAgentDup    = "agent_dup"
+	tblAgentDefs   = "agent_defs"
 	tblInstances   = "instances"
 	tblInstanceKey = "instance_key"
 	tblShims       = "shims"
@@ -73,8 +74,12 @@ type AgentVersion struct {
 	Status         string                `json:"status"`
 	RegisteredAt   time.Time             `json:"registered_at"`
 	DupKey         string                `json:"dup_key"`
-	Definition     *ajwt.AgentDefinition `json:"definition"`
 }
+
+// agentDefKey is the storage key of one version's definition. Definitions live in their
+// own table so the agent record read on every mint stays small, and so a prompt is read
+// only where an admin asked for it (T12).
+func agentDefKey(agentID string, version int) string { return fmt.Sprintf("%s/%08d", agentID, version) }
 
 // Agent is a registered agent with its versions.
 type Agent struct {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentic-jwt/patchcrew/ajwt"
@@ -70,6 +71,8 @@ type Server struct {
 	broker  *broker
 	log     *slog.Logger
 	grants  []TokenHandler
+	// workflows caches immutable workflow versions by key.
+	workflows sync.Map
 }
 
 // New opens the server over cfg.Store: it applies the clients file, creates signing

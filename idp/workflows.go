@@ -262,6 +262,21 @@ func (s *Server) handleRegisterWorkflow(c echo.Context) error {
 	return writeJSON(c, http.StatusCreated, map[string]any{"workflow_id": wf.WorkflowID, "version": wf.Version})
 }
 
+// workflow returns one version of a workflow. Versions are immutable, so they are
+// cached after the first read (the cached value is shared: never modify it).
+func (s *Server) workflow(tx Tx, id string, version int) (*Workflow, error) {
+	key := workflowKey(id, version)
+	if wf, ok := s.workflows.Load(key); ok {
+		return wf.(*Workflow), nil
+	}
+	wf, err := getJSON[Workflow](tx, tblWorkflows, key)
+	if err != nil {
+		return nil, err
+	}
+	s.workflows.Store(key, wf)
+	return wf, nil
+}
+
 // latestWorkflow returns the newest version of a workflow.
 func latestWorkflow(tx Tx, id string) (*Workflow, error) {
 	all, err := listJSON[Workflow](tx, tblWorkflows, id+"/")
