@@ -33,25 +33,34 @@ type AuditEvent struct {
 	Hash        string `json:"hash"`
 }
 
+// auditUnhashed is AuditEvent without its hash member: the object the chain hashes.
+type auditUnhashed struct {
+	Seq         int64  `json:"seq"`
+	Time        string `json:"time"`
+	Source      string `json:"source"`
+	Decision    string `json:"decision"`
+	Reason      Reason `json:"reason"`
+	AgentID     string `json:"agent_id"`
+	InstanceID  string `json:"instance_id"`
+	ExecutionID string `json:"execution_id"`
+	StepID      string `json:"step_id"`
+	Method      string `json:"method"`
+	Path        string `json:"path"`
+	JTI         string `json:"jti"`
+	LatencyUS   int64  `json:"latency_us"`
+	PrevHash    string `json:"prev_hash"`
+}
+
 // ComputeHash returns the chain hash of e: "sha256:" + hex(SHA-256(prev_hash + "\n" +
 // JCS(event without its hash member))).
 func (e *AuditEvent) ComputeHash() (string, error) {
-	c := *e
-	c.Hash = ""
-	raw, err := json.Marshal(c)
+	u := auditUnhashed{e.Seq, e.Time, e.Source, e.Decision, e.Reason, e.AgentID, e.InstanceID, e.ExecutionID,
+		e.StepID, e.Method, e.Path, e.JTI, e.LatencyUS, e.PrevHash}
+	raw, err := json.Marshal(u)
 	if err != nil {
 		return "", err
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return "", err
-	}
-	delete(m, "hash")
-	body, err := json.Marshal(m)
-	if err != nil {
-		return "", err
-	}
-	canon, err := jcsTransform(body)
+	canon, err := jcsTransform(raw)
 	if err != nil {
 		return "", err
 	}
