@@ -68,12 +68,12 @@ type SigningKey struct {
 
 // AgentVersion is one registered definition of an agent.
 type AgentVersion struct {
-	Version        int                   `json:"version"`
-	Checksum       string                `json:"checksum"`
-	RegistrationID string                `json:"registration_id"`
-	Status         string                `json:"status"`
-	RegisteredAt   time.Time             `json:"registered_at"`
-	DupKey         string                `json:"dup_key"`
+	Version        int       `json:"version"`
+	Checksum       string    `json:"checksum"`
+	RegistrationID string    `json:"registration_id"`
+	Status         string    `json:"status"`
+	RegisteredAt   time.Time `json:"registered_at"`
+	DupKey         string    `json:"dup_key"`
 }
 
 // agentDefKey is the storage key of one version's definition. Definitions live in their
