@@ -14,13 +14,15 @@ const (
 )
 
 // AuditEvent is one entry of a service's audit hash chain (DESIGN §5.7). Every member
-// is always present ("" or 0 where it does not apply).
+// is always present ("" or 0 where it does not apply). ClientID (the authenticated
+// OAuth client, e.g. the approver of an approval) is our addition to §5.7's list.
 type AuditEvent struct {
 	Seq         int64  `json:"seq"`
 	Time        string `json:"time"`
 	Source      string `json:"source"`
 	Decision    string `json:"decision"`
 	Reason      Reason `json:"reason"`
+	ClientID    string `json:"client_id"`
 	AgentID     string `json:"agent_id"`
 	InstanceID  string `json:"instance_id"`
 	ExecutionID string `json:"execution_id"`
@@ -40,6 +42,7 @@ type auditUnhashed struct {
 	Source      string `json:"source"`
 	Decision    string `json:"decision"`
 	Reason      Reason `json:"reason"`
+	ClientID    string `json:"client_id"`
 	AgentID     string `json:"agent_id"`
 	InstanceID  string `json:"instance_id"`
 	ExecutionID string `json:"execution_id"`
@@ -54,7 +57,7 @@ type auditUnhashed struct {
 // ComputeHash returns the chain hash of e: "sha256:" + hex(SHA-256(prev_hash + "\n" +
 // JCS(event without its hash member))).
 func (e *AuditEvent) ComputeHash() (string, error) {
-	u := auditUnhashed{e.Seq, e.Time, e.Source, e.Decision, e.Reason, e.AgentID, e.InstanceID, e.ExecutionID,
+	u := auditUnhashed{e.Seq, e.Time, e.Source, e.Decision, e.Reason, e.ClientID, e.AgentID, e.InstanceID, e.ExecutionID,
 		e.StepID, e.Method, e.Path, e.JTI, e.LatencyUS, e.PrevHash}
 	raw, err := json.Marshal(u)
 	if err != nil {

@@ -39,8 +39,12 @@ func info(c echo.Context) *auditInfo {
 
 func (s *Server) newEvent(c echo.Context, decision string, reason ajwt.Reason) ajwt.AuditEvent {
 	a := info(c)
+	client := ""
+	if cl, ok := c.Get(ctxClient).(*Client); ok {
+		client = cl.ClientID
+	}
 	return ajwt.AuditEvent{
-		Time: rfc3339Nano(s.now()), Source: ajwt.SourceIDP, Decision: decision, Reason: reason,
+		Time: rfc3339Nano(s.now()), Source: ajwt.SourceIDP, Decision: decision, Reason: reason, ClientID: client,
 		AgentID: a.agentID, InstanceID: a.instanceID, ExecutionID: a.executionID, StepID: a.stepID,
 		Method: c.Request().Method, Path: c.Request().URL.Path, JTI: a.jti,
 		LatencyUS: time.Since(a.start).Microseconds(),

@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"context"
 	"encoding/base64"
 	"io"
 	"net/http"
@@ -53,7 +54,7 @@ func (s *Server) authenticate(c echo.Context) (*Client, error) {
 		c.Set(ctxBasicUsed, true)
 		cl, err = s.authBasic(strings.TrimSpace(cred))
 	case strings.EqualFold(scheme, "Bearer"):
-		cl, err = s.authAdminToken(strings.TrimSpace(cred))
+		cl, err = s.authAdminToken(c.Request().Context(), strings.TrimSpace(cred))
 	default:
 		err = errInvalidClient("unsupported authentication scheme")
 	}
@@ -87,7 +88,7 @@ func (s *Server) authBasic(cred string) (*Client, error) {
 
 // authAdminToken accepts an admin access token: typ at+jwt, signed by us, aud = the
 // issuer, scope ajwt:admin, not expired, and the client's role still admin.
-func (s *Server) authAdminToken(tok string) (*Client, error) {
+func (s *Server) authAdminToken(ctx context.Context, tok string) (*Client, error) {
 	j, err := s.keys.verify(tok, ajwt.TypAccess)
 	if err != nil {
 		return nil, errInvalidClient("invalid admin token")
@@ -106,7 +107,7 @@ func (s *Server) authAdminToken(tok string) (*Client, error) {
 	if !ok || c.Role != RoleAdmin {
 		return nil, errInvalidClient("admin token's client is not an admin")
 	}
-	if s.tokenRevoked(cl.JTI) {
+	if s.tokenRevoked(ctx, cl.JTI) {
 		return nil, errInvalidClient("admin token revoked")
 	}
 	return c, nil

@@ -62,13 +62,17 @@ func (s *Server) handleStartExecution(c echo.Context) error {
 		if err := checkParams(cl, wf, ex.Params); err != nil {
 			return err
 		}
+		agents := []string{wf.EntryAgent}
 		for _, st := range wf.Steps {
-			ag, err := getJSON[Agent](w, tblAgents, st.Agent)
+			agents = append(agents, st.Agent)
+		}
+		for _, id := range agents {
+			ag, err := getJSON[Agent](w, tblAgents, id)
 			if err != nil && !isNotFound(err) {
 				return err
 			}
 			if err != nil || ag.App != cl.ClientID {
-				return ajwt.Forbidden(ajwt.ReasonForbidden, "agent %q of this workflow is not this client's", st.Agent)
+				return ajwt.Forbidden(ajwt.ReasonForbidden, "agent %q of this workflow is not this client's", id)
 			}
 		}
 		ex.WorkflowVersion = wf.Version
@@ -161,6 +165,7 @@ type stepView struct {
 	OwnerInstance string `json:"owner_instance"`
 	ApprovedBy    string `json:"approved_by"`
 	CompletedAt   string `json:"completed_at"`
+	ResultDigest  string `json:"result_digest,omitempty"`
 }
 
 type tokenView struct {
@@ -188,7 +193,7 @@ func viewExecution(ex *Execution) executionView {
 	v := executionView{ExecutionID: ex.ExecutionID, WorkflowID: ex.WorkflowID, WorkflowVersion: ex.WorkflowVersion, User: ex.User,
 		Intent: ex.Intent, Params: ex.Params, Status: ex.Status, CreatedAt: rfc3339(ex.CreatedAt), Steps: []stepView{}, Tokens: []tokenView{}}
 	for _, s := range ex.Steps {
-		v.Steps = append(v.Steps, stepView{ID: s.ID, Agent: s.Agent, State: s.State, OwnerInstance: s.OwnerInstance, ApprovedBy: s.ApprovedBy, CompletedAt: rfc3339(s.CompletedAt)})
+		v.Steps = append(v.Steps, stepView{ID: s.ID, Agent: s.Agent, State: s.State, OwnerInstance: s.OwnerInstance, ApprovedBy: s.ApprovedBy, CompletedAt: rfc3339(s.CompletedAt), ResultDigest: s.ResultDigest})
 	}
 	return v
 }
@@ -308,6 +313,9 @@ func (s *Server) handleComplete(c echo.Context) error {
 	if err := decodeJSON(c, &req, true); err != nil {
 		return err
 	}
+	if req.ResultDigest != "" && !validDigest(req.ResultDigest) {
+		return ajwt.BadRequest(ajwt.ReasonInvalidRequest, "result_digest must be sha256:<64 lowercase hex>")
+	}
 	a := info(c)
 	a.executionID, a.stepID = trunc(c.Param("id")), trunc(c.Param("step"))
 	ctx := c.Request().Context()
@@ -366,7 +374,7 @@ func (s *Server) handleComplete(c echo.Context) error {
 			return ajwt.Forbidden(ajwt.ReasonStepNotOwned, "owner instance is no longer live")
 		}
 		now := s.now()
-		st.State, st.CompletedAt = stateComplete, now.UTC()
+		st.State, st.CompletedAt, st.ResultDigest = stateComplete, now.UTC(), req.ResultDigest
 		if err := s.revoke(w, RevokeStep, ex.ExecutionID+"/"+st.ID, s.untilTokens()); err != nil {
 			return err
 		}

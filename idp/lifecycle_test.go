@@ -219,6 +219,14 @@ func TestFeedsAndAudit(t *testing.T) {
 	if len(feed2["revocations"].([]any)) != 0 {
 		t.Fatalf("since=latest returned %v", feed2)
 	}
+	// The audit records the approver of an approval.
+	w.mustJSON(200, "POST", "/v1/executions/"+execID+"/steps/read_manifests/approve", "reviewer", map[string]any{})
+	_, au3, _ := w.do("GET", "/v1/audit?since="+jsonNum(au["next"]), "proxy", "", nil, nil)
+	evs3 := au3["events"].([]any)
+	ap := evs3[len(evs3)-1].(map[string]any)
+	if ap["client_id"] != "reviewer" || ap["decision"] != "allow" || ap["step_id"] != "read_manifests" {
+		t.Fatalf("approval event: %v", ap)
+	}
 	// Only resource and admin clients read the feeds.
 	if st, r, _ := w.do("GET", "/v1/revocations", "patchbot", "", nil, nil); st != 403 || r.reason() != "forbidden" {
 		t.Fatalf("app reading feed: %d %v", st, r)

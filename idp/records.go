@@ -165,6 +165,7 @@ type StepState struct {
 	OwnerInstance string    `json:"owner_instance"`
 	ApprovedBy    string    `json:"approved_by"`
 	CompletedAt   time.Time `json:"completed_at,omitzero"`
+	ResultDigest  string    `json:"result_digest,omitempty"`
 }
 
 // TokenRef lists a token minted in an execution.

@@ -58,9 +58,9 @@ func isRevoked(tx Tx, kind, id string) (bool, error) {
 }
 
 // tokenRevoked reports whether a token id was revoked (fails closed on storage errors).
-func (s *Server) tokenRevoked(jti string) bool {
+func (s *Server) tokenRevoked(ctx context.Context, jti string) bool {
 	revoked := true
-	_ = s.store.View(context.Background(), func(tx Tx) error {
+	_ = s.store.View(ctx, func(tx Tx) error {
 		var err error
 		revoked, err = isRevoked(tx, RevokeToken, jti)
 		if err != nil {
@@ -146,7 +146,7 @@ func (s *Server) handleRevoke(c echo.Context) error {
 	if err := f.require("token"); err != nil {
 		return err
 	}
-	rec, exp, ok := s.parseOwnToken(f["token"])
+	rec, exp, ok := s.parseOwnToken(c.Request().Context(), f["token"])
 	if !ok {
 		return c.NoContent(http.StatusOK)
 	}
@@ -169,7 +169,7 @@ func (s *Server) handleRevoke(c echo.Context) error {
 
 // parseOwnToken verifies a token we issued (intent or access token) and returns its
 // record; ok is false for anything else.
-func (s *Server) parseOwnToken(tok string) (*TokenRecord, time.Time, bool) {
+func (s *Server) parseOwnToken(ctx context.Context, tok string) (*TokenRecord, time.Time, bool) {
 	for _, typ := range []string{ajwt.TypIntent, ajwt.TypAccess} {
 		j, err := s.keys.verify(tok, typ)
 		if err != nil {
@@ -180,7 +180,7 @@ func (s *Server) parseOwnToken(tok string) (*TokenRecord, time.Time, bool) {
 			return nil, time.Time{}, false
 		}
 		var rec *TokenRecord
-		err = s.store.View(context.Background(), func(tx Tx) error {
+		err = s.store.View(ctx, func(tx Tx) error {
 			var err error
 			rec, err = getJSON[TokenRecord](tx, tblTokens, rc.JTI)
 			return err
@@ -231,7 +231,7 @@ func (s *Server) handleIntrospect(c echo.Context) error {
 	}
 	if j, err := s.keys.verify(tok, ajwt.TypAccess); err == nil {
 		var cl ajwt.AccessClaims
-		if err := j.Claims(&cl); err != nil || cl.Issuer != s.cfg.Issuer || cl.Expiry+leeway < now || s.tokenRevoked(cl.JTI) {
+		if err := j.Claims(&cl); err != nil || cl.Issuer != s.cfg.Issuer || cl.Expiry+leeway < now || s.tokenRevoked(c.Request().Context(), cl.JTI) {
 			return writeJSON(c, http.StatusOK, inactive)
 		}
 		return writeJSON(c, http.StatusOK, map[string]any{
