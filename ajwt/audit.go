@@ -32,34 +32,17 @@ type AuditEvent struct {
 	JTI         string `json:"jti"`
 	LatencyUS   int64  `json:"latency_us"`
 	PrevHash    string `json:"prev_hash"`
-	Hash        string `json:"hash"`
-}
-
-// auditUnhashed is AuditEvent without its hash member: the object the chain hashes.
-type auditUnhashed struct {
-	Seq         int64  `json:"seq"`
-	Time        string `json:"time"`
-	Source      string `json:"source"`
-	Decision    string `json:"decision"`
-	Reason      Reason `json:"reason"`
-	ClientID    string `json:"client_id"`
-	AgentID     string `json:"agent_id"`
-	InstanceID  string `json:"instance_id"`
-	ExecutionID string `json:"execution_id"`
-	StepID      string `json:"step_id"`
-	Method      string `json:"method"`
-	Path        string `json:"path"`
-	JTI         string `json:"jti"`
-	LatencyUS   int64  `json:"latency_us"`
-	PrevHash    string `json:"prev_hash"`
+	Hash        string `json:"hash,omitempty"`
 }
 
 // ComputeHash returns the chain hash of e: "sha256:" + hex(SHA-256(prev_hash + "\n" +
-// JCS(event without its hash member))).
+// JCS(event without its hash member))). Hash is `omitempty` so that the event with an
+// empty hash marshals as exactly the object without the member; a stored event always
+// has a hash, so it is always present there.
 func (e *AuditEvent) ComputeHash() (string, error) {
-	u := auditUnhashed{e.Seq, e.Time, e.Source, e.Decision, e.Reason, e.ClientID, e.AgentID, e.InstanceID, e.ExecutionID,
-		e.StepID, e.Method, e.Path, e.JTI, e.LatencyUS, e.PrevHash}
-	raw, err := json.Marshal(u)
+	c := *e
+	c.Hash = ""
+	raw, err := json.Marshal(&c)
 	if err != nil {
 		return "", err
 	}
