@@ -16,8 +16,10 @@ import (
 
 const demoAbout = `Starts an in-process IDP on a free loopback port (SQLite database and generated
 clients under --data, --baseline on), registers a sample agent, this binary's shim build
-and a two-step workflow through the IDP's admin HTTP API, verifies the audit chain and
-prints what it did. With --serve it keeps the IDP running until Ctrl-C.
+and a two-step workflow through the IDP's admin HTTP API, then acts as the app with an
+in-memory agent key: enrolls an instance, starts an execution, shows a refused and an
+allowed mint, completes a step, introspects, closes; verifies the audit chain and prints
+what it did. With --serve it keeps the IDP running until Ctrl-C.
 
 The agents, resource proxy, forge and OSV mirror arrive in later issues.`
 
@@ -175,14 +177,30 @@ func demo(ctx context.Context, dataDir string, serve bool, out io.Writer, log *s
 	}
 	fmt.Fprintf(out, "  4. registered workflow %s v%d: list_files -> query_vulns\n", wf.WorkflowID, wf.Version)
 
+	var app, resource idp.ClientConfig
+	for _, c := range cf.Clients {
+		switch c.Role {
+		case idp.RoleApp:
+			app = c
+		case idp.RoleResource:
+			resource = c
+		}
+	}
+	if app.ClientID == "" || resource.ClientID == "" {
+		return fmt.Errorf("%s needs an app and a resource client", clientsPath)
+	}
+	if err := demoFlow(ctx, out, issuer, app, resource, agent.Checksum, sum); err != nil {
+		return err
+	}
+
 	n, err := idp.VerifyAuditChain(ctx, st)
 	if err != nil {
 		return fmt.Errorf("audit chain: %w", err)
 	}
-	fmt.Fprintf(out, "  5. audit chain ok: %d events\n\n", n)
+	fmt.Fprintf(out, " 13. audit chain ok: %d events\n\n", n)
 
 	fmt.Fprintf(out, "Not here yet: the agents, the resource proxy, the forge and the OSV mirror arrive in\n")
-	fmt.Fprintf(out, "later issues, so no execution runs and no pull request is opened.\n")
+	fmt.Fprintf(out, "later issues, so no tool call reaches GitHub or OSV and no pull request is opened.\n")
 	if !serve {
 		return nil
 	}

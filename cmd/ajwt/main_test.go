@@ -433,12 +433,46 @@ func TestIDPServe(t *testing.T) {
 	}
 }
 
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// demoNormalizers replace what differs between runs (ports, paths, ids, keys, the
+// binary's checksum) so the demo output can be compared with a golden file. The
+// planner checksum is the DESIGN §5.2 test vector and stays literal.
+var demoNormalizers = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`127\.0\.0\.1:\d+`), "127.0.0.1:PORT"},
+	{regexp.MustCompile(`(data|clients) +\S+`), "$1 DIR"},
+	{regexp.MustCompile(`inst-[A-Za-z0-9_-]+`), "inst-ID"},
+	{regexp.MustCompile(`exe-[A-Za-z0-9_-]+`), "exe-ID"},
+	{regexp.MustCompile(`jkt [A-Za-z0-9_-]{43}`), "jkt JKT"},
+	{regexp.MustCompile(`shim build sha256:[0-9a-f]{64}`), "shim build sha256:BINARY"},
+}
+
 func TestDemo(t *testing.T) {
 	t.Parallel()
 	data := filepath.Join(t.TempDir(), "demo")
 	code, stdout, stderr := runCmd(t, "demo", "--data", data)
 	if code != exitOK {
 		t.Fatalf("code %d stderr %s", code, stderr)
+	}
+	got := stdout
+	for _, n := range demoNormalizers {
+		got = n.re.ReplaceAllString(got, n.with)
+	}
+	golden := filepath.Join("testdata", "demo.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("demo output differs from %s (run with -update to accept):\n%s", golden, got)
 	}
 	for _, want := range []string{"/.well-known/oauth-authorization-server", "registered agent planner v1", "allowed shim build sha256:",
 		"registered workflow demo-scan v1", "audit chain ok", "later issues"} {
