@@ -220,11 +220,6 @@ func (h *AgentChecksumHandler) mint(w *wtx, cl *Client, f form) (*TokenResponse,
 	if err := putJSON(w, tblExecTokens, ex.ExecutionID+"/"+claims.JTI, &ref); err != nil {
 		return nil, err
 	}
-	rec := TokenRecord{JTI: claims.JTI, Typ: ajwt.TypIntent, ClientID: cl.ClientID, AgentID: agentID, InstanceID: instanceID,
-		ExecutionID: ex.ExecutionID, StepID: stepID, Chain: chain.subjects, ExpiresAt: exp.UTC()}
-	if err := putJSON(w, tblTokens, rec.JTI, &rec); err != nil {
-		return nil, err
-	}
 	info(w.c).jti = claims.JTI
 	if err := w.allow(""); err != nil {
 		return nil, err

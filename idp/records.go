@@ -21,7 +21,6 @@ const (
 	tblShims       = "shims"
 	tblWorkflows   = "workflows"
 	tblExecutions  = "executions"
-	tblTokens      = "tokens"
 	tblExecTokens  = "execution_tokens"
 	tblRevoked     = "revoked"
 	logAudit       = "audit"
@@ -204,19 +203,6 @@ func (e *Execution) Step(id string) *StepState {
 		}
 	}
 	return nil
-}
-
-// TokenRecord is a token the IDP issued, for introspection and revocation.
-type TokenRecord struct {
-	JTI         string    `json:"jti"`
-	Typ         string    `json:"typ"`
-	ClientID    string    `json:"client_id"`
-	AgentID     string    `json:"agent_id,omitempty"`
-	InstanceID  string    `json:"instance_id,omitempty"`
-	ExecutionID string    `json:"execution_id,omitempty"`
-	StepID      string    `json:"step_id,omitempty"`
-	Chain       []string  `json:"chain,omitempty"`
-	ExpiresAt   time.Time `json:"expires_at"`
 }
 
 // Revocation is one entry of the revocation feed.

@@ -146,17 +146,26 @@ func (s *Server) handleRevoke(c echo.Context) error {
 	if err := f.require("token"); err != nil {
 		return err
 	}
-	rec, exp, ok := s.parseOwnToken(c.Request().Context(), f["token"])
+	tc, ok := s.parseOwnToken(f["token"])
 	if !ok {
 		return c.NoContent(http.StatusOK)
 	}
-	if cl.Role != RoleAdmin && cl.ClientID != rec.ClientID {
+	if cl.Role != RoleAdmin && cl.ClientID != tc.ClientID {
 		return ajwt.Forbidden(ajwt.ReasonForbidden, "only the client that obtained the token may revoke it")
 	}
 	a := info(c)
-	a.jti, a.agentID, a.executionID, a.stepID, a.instanceID = rec.JTI, rec.AgentID, rec.ExecutionID, rec.StepID, rec.InstanceID
+	a.jti = tc.JTI
+	if id, ok := strings.CutPrefix(tc.Subject, "agent:"); ok {
+		a.agentID = id
+	}
+	if tc.Intent != nil {
+		a.executionID, a.stepID = tc.Intent.ExecutionID, tc.Intent.StepID
+	}
+	if tc.AgentProof != nil {
+		a.instanceID = tc.AgentProof.InstanceID
+	}
 	err = s.update(c, func(w *wtx) error {
-		if err := s.revoke(w, RevokeToken, rec.JTI, exp); err != nil {
+		if err := s.revoke(w, RevokeToken, tc.JTI, time.Unix(tc.Expiry, 0)); err != nil {
 			return err
 		}
 		return w.allow("")
@@ -167,30 +176,23 @@ func (s *Server) handleRevoke(c echo.Context) error {
 	return c.NoContent(http.StatusOK)
 }
 
-// parseOwnToken verifies a token we issued (intent or access token) and returns its
-// record; ok is false for anything else.
-func (s *Server) parseOwnToken(ctx context.Context, tok string) (*TokenRecord, time.Time, bool) {
+// parseOwnToken verifies a token we issued (intent or access token: our signature, our
+// issuer) and returns its claims; ok is false for anything else. Every fact revocation
+// needs (client, agent, instance, execution, step, expiry) is in the signed claims, so
+// the IDP keeps no per-token record.
+func (s *Server) parseOwnToken(tok string) (*ajwt.IntentClaims, bool) {
 	for _, typ := range []string{ajwt.TypIntent, ajwt.TypAccess} {
 		j, err := s.keys.verify(tok, typ)
 		if err != nil {
 			continue
 		}
-		var rc ajwt.RegisteredClaims
-		if err := j.Claims(&rc); err != nil || rc.JTI == "" {
-			return nil, time.Time{}, false
+		var cl ajwt.IntentClaims
+		if err := j.Claims(&cl); err != nil || cl.JTI == "" || cl.Issuer != s.cfg.Issuer {
+			return nil, false
 		}
-		var rec *TokenRecord
-		err = s.store.View(ctx, func(tx Tx) error {
-			var err error
-			rec, err = getJSON[TokenRecord](tx, tblTokens, rc.JTI)
-			return err
-		})
-		if err != nil {
-			return nil, time.Time{}, false
-		}
-		return rec, time.Unix(rc.Expiry, 0), true
+		return &cl, true
 	}
-	return nil, time.Time{}, false
+	return nil, false
 }
 
 // handleIntrospect is POST /oauth2/introspect (RFC 7662), for resource and admin
