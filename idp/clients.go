@@ -1,6 +1,7 @@
 package idp
 
 import (
+	"bytes"
 	"crypto/pbkdf2"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,8 +44,15 @@ func LoadClientsFile(path string) (*ClientsFile, error) {
 		return nil, fmt.Errorf("clients file: %w", err)
 	}
 	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxClientsFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("clients file: %w", err)
+	}
+	if len(b) > MaxClientsFileBytes {
+		return nil, fmt.Errorf("clients file %s exceeds %d bytes", path, MaxClientsFileBytes)
+	}
 	var cf ClientsFile
-	dec := json.NewDecoder(&limitedReader{r: f, n: MaxClientsFileBytes})
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cf); err != nil {
 		return nil, fmt.Errorf("clients file %s: %w", path, err)
@@ -165,21 +174,4 @@ func (sc *secretCache) verify(c *Client, secret string) bool {
 	sc.ok[c.ClientID] = sum
 	sc.mu.Unlock()
 	return true
-}
-
-type limitedReader struct {
-	r interface{ Read([]byte) (int, error) }
-	n int64
-}
-
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.n <= 0 {
-		return 0, fmt.Errorf("input exceeds limit")
-	}
-	if int64(len(p)) > l.n {
-		p = p[:l.n]
-	}
-	n, err := l.r.Read(p)
-	l.n -= int64(n)
-	return n, err
 }

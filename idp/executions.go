@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"net/http"
 	"path"
+	"slices"
 	"sort"
 	"time"
 
@@ -109,7 +110,7 @@ func checkParams(cl *Client, wf *Workflow, params map[string]string) error {
 		}
 	}
 	for k, v := range params {
-		if !contains(wf.Params, k) {
+		if !slices.Contains(wf.Params, k) {
 			return ajwt.BadRequest(ajwt.ReasonParamsInvalid, "param %q is not declared by the workflow", trunc(k))
 		}
 		if !ajwt.ValidParamValue(v) {
@@ -133,15 +134,6 @@ func checkParams(cl *Client, wf *Workflow, params map[string]string) error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // executionView is the GET shape of an execution (DESIGN §5.3).
