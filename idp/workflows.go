@@ -221,7 +221,7 @@ func validateOperation(op ajwt.Operation, declared map[string]bool) error {
 		if k == "" || len(k) > 64 || len(v) > 256 {
 			return fmt.Errorf("json member %q is malformed", trunc(k))
 		}
-		if _, err := (ajwt.Operation{Method: op.Method, Path: "/", JSON: map[string]string{k: v}}).Fill(sample); err != nil {
+		if _, err := (ajwt.Operation{Method: op.Method, Path: op.Path, JSON: map[string]string{k: v}}).Fill(sample); err != nil {
 			return fmt.Errorf("json member %q: %v", trunc(k), err)
 		}
 	}
