@@ -30,10 +30,11 @@ const topUsage = `usage: ajwt <command> [flags]
 commands:
   idp                 run the identity provider (authorization server)
   idp rotate-key      rotate the IDP's signing key (admin)
+  proxy               run the resource proxy in front of GitHub and OSV
   register            register an agent, workflow or shim build (admin)
   shim-checksum       print this binary's shim checksum
   audit verify        verify the audit hash chain of a database
-  demo                start an in-process IDP and register sample definitions
+  demo                run the protocol against an in-process IDP
 
 Run 'ajwt <command> -h' for a command's flags. Every flag can also be set from the
 environment as AJWT_<FLAG> (upper case, dashes -> underscores); flags win.
