@@ -25,6 +25,7 @@ import (
 // stack is IDP + proxy + upstream on loopback.
 type stack struct {
 	idpURL, proxyURL string
+	upstreamURL      string
 	secrets          map[string]string
 	upstream         *recorder
 	admin            string
@@ -53,7 +54,7 @@ func (r *recorder) seen() (http.Header, string, int) {
 	return r.last, r.path, r.n
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t testing.TB) *stack {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -70,7 +71,7 @@ func newStack(t *testing.T) *stack {
 	t.Cleanup(pts.Close)
 	ups := httptest.NewServer(s.upstream)
 	t.Cleanup(ups.Close)
-	s.idpURL, s.proxyURL = its.URL, pts.URL
+	s.idpURL, s.proxyURL, s.upstreamURL = its.URL, pts.URL, ups.URL
 	srv, err := idp.New(ctx, idp.Config{Issuer: its.URL, Store: idp.NewMemoryStore(), Clients: cf})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +93,7 @@ func newStack(t *testing.T) *stack {
 	return s
 }
 
-func (s *stack) adminToken(t *testing.T) string {
+func (s *stack) adminToken(t testing.TB) string {
 	req, _ := http.NewRequest("POST", s.idpURL+"/oauth2/token", strings.NewReader("grant_type=client_credentials&scope=ajwt%3Aadmin"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth("admin", url.QueryEscape(s.secrets["admin"]))
@@ -103,7 +104,7 @@ func (s *stack) adminToken(t *testing.T) string {
 	return out.AccessToken
 }
 
-func (s *stack) send(t *testing.T, req *http.Request, want int, out any) {
+func (s *stack) send(t testing.TB, req *http.Request, want int, out any) {
 	t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -122,7 +123,7 @@ func (s *stack) send(t *testing.T, req *http.Request, want int, out any) {
 	}
 }
 
-func (s *stack) register(t *testing.T, path string, v any) {
+func (s *stack) register(t testing.TB, path string, v any) {
 	t.Helper()
 	b, _ := json.Marshal(v)
 	req, _ := http.NewRequest("POST", s.idpURL+path, bytes.NewReader(b))
@@ -140,7 +141,7 @@ func definition(id string) *ajwt.AgentDefinition {
 
 // setup registers a supervisor and a planner, the test binary as a shim build, and a
 // one-step workflow, then enrolls both through the shim and delegates the step.
-func setup(t *testing.T, s *stack) (*shim.Client, *shim.Agent, *shim.Execution) {
+func setup(t testing.TB, s *stack) (*shim.Client, *shim.Agent, *shim.Execution) {
 	t.Helper()
 	ctx := context.Background()
 	for id, scopes := range map[string][]string{"supervisor": {"repo:read"}, "planner": {"repo:read"}} {
