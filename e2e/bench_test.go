@@ -17,7 +17,9 @@ func BenchmarkEndToEnd(b *testing.B) {
 	s := newStack(b)
 	_, pl, ex := setup(b, s)
 	through := pl.HTTPClient(ex, "list_files")
-	direct := &http.Client{}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	direct := &http.Client{Transport: tr}
 	run := func(b *testing.B, hc *http.Client, url string) {
 		var mu sync.Mutex
 		var lat []time.Duration

@@ -78,7 +78,11 @@ func NewClient(cfg Config) (*Client, error) {
 		}
 	}
 	if c.hc == nil {
-		c.hc = &http.Client{Timeout: 30 * time.Second,
+		// Agents call concurrently: keep more idle connections per host than
+		// http.DefaultTransport's 2, or every burst pays new TCP connections.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		c.hc = &http.Client{Timeout: 30 * time.Second, Transport: tr,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if c.now == nil {
