@@ -30,6 +30,7 @@ type AuditEvent struct {
 	Method      string `json:"method"`
 	Path        string `json:"path"`
 	JTI         string `json:"jti"`
+	ChainHash   string `json:"chain_hash"`
 	LatencyUS   int64  `json:"latency_us"`
 	PrevHash    string `json:"prev_hash"`
 	Hash        string `json:"hash,omitempty"`

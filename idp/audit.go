@@ -19,6 +19,7 @@ const ctxAudit = "ajwt.audit"
 type auditInfo struct {
 	start                                         time.Time
 	agentID, instanceID, executionID, stepID, jti string
+	chainHash                                     string
 }
 
 func (s *Server) auditContext(next echo.HandlerFunc) echo.HandlerFunc {
@@ -46,7 +47,7 @@ func (s *Server) newEvent(c echo.Context, decision string, reason ajwt.Reason) a
 	return ajwt.AuditEvent{
 		Time: rfc3339Nano(s.now()), Source: ajwt.SourceIDP, Decision: decision, Reason: reason, ClientID: client,
 		AgentID: a.agentID, InstanceID: a.instanceID, ExecutionID: a.executionID, StepID: a.stepID,
-		Method: c.Request().Method, Path: c.Request().URL.Path, JTI: a.jti,
+		Method: c.Request().Method, Path: c.Request().URL.Path, JTI: a.jti, ChainHash: a.chainHash,
 		LatencyUS: time.Since(a.start).Microseconds(),
 	}
 }

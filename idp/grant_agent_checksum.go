@@ -220,7 +220,7 @@ func (h *AgentChecksumHandler) mint(w *wtx, cl *Client, f form) (*TokenResponse,
 	if err := putJSON(w, tblExecTokens, ex.ExecutionID+"/"+claims.JTI, &ref); err != nil {
 		return nil, err
 	}
-	info(w.c).jti = claims.JTI
+	info(w.c).jti, info(w.c).chainHash = claims.JTI, chainHash
 	if err := w.allow(""); err != nil {
 		return nil, err
 	}

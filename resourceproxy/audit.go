@@ -106,6 +106,9 @@ func parseSince(c echo.Context) (int64, error) {
 
 // handleAudit is GET /v1/audit?since=N → {"events": [...], "next": <last seq>}.
 func (p *Proxy) handleAudit(c echo.Context) error {
+	if aerr := p.adminToken(c.Request().Context(), c.Request()); aerr != nil {
+		return aerr
+	}
 	since, err := parseSince(c)
 	if err != nil {
 		return err
@@ -121,6 +124,9 @@ func (p *Proxy) handleAudit(c echo.Context) error {
 // handleAuditStream is GET /v1/audit/stream (Server-Sent Events): the events after
 // since (or Last-Event-ID), then each new one as it is appended.
 func (p *Proxy) handleAuditStream(c echo.Context) error {
+	if aerr := p.adminToken(c.Request().Context(), c.Request()); aerr != nil {
+		return aerr
+	}
 	since, err := parseSince(c)
 	if err != nil {
 		return err

@@ -23,7 +23,12 @@ func TestAuditMetricsHealth(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// The audit is not public: a request without an admin token is refused.
+	if res, err := http.Get(base + "/v1/audit"); err != nil || res.StatusCode != 401 {
+		t.Fatalf("anonymous audit read: %v %v", err, res)
+	}
 	sreq, _ := http.NewRequestWithContext(ctx, "GET", base+"/v1/audit/stream", nil)
+	sreq.Header.Set("Authorization", "Bearer "+e.admin)
 	sres, err := http.DefaultClient.Do(sreq)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +44,7 @@ func TestAuditMetricsHealth(t *testing.T) {
 	if r := send(t, newReq(t, "GET", base, "/github/repos/acme/webapp", "", "")); r.status != 401 {
 		t.Fatalf("deny: %d", r.status)
 	}
-	evs := auditEvents(t, base)
+	evs := auditEvents(t, base, e.admin)
 	if len(evs) != 2 {
 		t.Fatalf("%d events: %+v", len(evs), evs)
 	}
@@ -50,14 +55,16 @@ func TestAuditMetricsHealth(t *testing.T) {
 	c := decodeClaims[ajwt.IntentClaims](t, tk.list)
 	if a.Seq != 1 || a.PrevHash != "" || a.Source != "proxy" || a.Decision != "allow" || a.Reason != "" || a.AgentID != "supervisor" ||
 		a.InstanceID != tk.sup.instanceID || a.ExecutionID != tk.execID || a.StepID != "list_files" || a.JTI != c.JTI ||
-		a.Method != "GET" || a.Path != "/github/repos/acme/webapp" || a.LatencyUS <= 0 || a.ClientID != "patchbot" {
+		a.Method != "GET" || a.Path != "/github/repos/acme/webapp" || a.LatencyUS <= 0 || a.ClientID != "patchbot" || a.ChainHash != c.Intent.ChainHash || a.ChainHash == "" {
 		t.Fatalf("allow event %+v", a)
 	}
 	if d.Decision != "deny" || d.Reason != ajwt.ReasonTokenMissing || d.PrevHash != a.Hash {
 		t.Fatalf("deny event %+v", d)
 	}
 	// The listing pages by seq.
-	res, err := http.Get(base + "/v1/audit?since=1")
+	preq, _ := http.NewRequest("GET", base+"/v1/audit?since=1", nil)
+	preq.Header.Set("Authorization", "Bearer "+e.admin)
+	res, err := http.DefaultClient.Do(preq)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ type decision struct {
 	executionID string
 	stepID      string
 	jti         string
+	chainHash   string
 	forwardAt   time.Time
 	upstreamErr bool
 }
@@ -42,7 +43,7 @@ func (d *decision) fromIntent(c *ajwt.IntentClaims) {
 		d.instanceID = c.AgentProof.InstanceID
 	}
 	if c.Intent != nil {
-		d.executionID, d.stepID = c.Intent.ExecutionID, c.Intent.StepID
+		d.executionID, d.stepID, d.chainHash = c.Intent.ExecutionID, c.Intent.StepID, c.Intent.ChainHash
 	}
 }
 
@@ -261,7 +262,7 @@ func (p *Proxy) record(d *decision, decision string, reason ajwt.Reason) {
 	p.audit.append(ajwt.AuditEvent{
 		Source: ajwt.SourceProxy, Decision: decision, Reason: reason, ClientID: d.clientID,
 		AgentID: d.agentID, InstanceID: d.instanceID, ExecutionID: d.executionID, StepID: d.stepID,
-		Method: d.method, Path: d.path, JTI: d.jti, LatencyUS: lat.Microseconds(),
+		Method: d.method, Path: d.path, JTI: d.jti, ChainHash: d.chainHash, LatencyUS: lat.Microseconds(),
 	})
 	if decision == ajwt.DecisionDeny {
 		p.log.Debug("proxy deny", "reason", reason, "method", d.method, "path", d.path, "jti", d.jti)

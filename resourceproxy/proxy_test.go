@@ -334,7 +334,7 @@ func TestReasons(t *testing.T) {
 		}
 	})
 	// Every decision above was audited in one verifiable chain.
-	evs := auditEvents(t, base)
+	evs := auditEvents(t, base, e.admin)
 	if len(evs) < len(rows) {
 		t.Fatalf("audit has %d events for %d rows", len(evs), len(rows))
 	}
@@ -381,12 +381,14 @@ func (e *env) idpPublicKey(kid string) []byte {
 	return pub.(ed25519.PublicKey)
 }
 
-func auditEvents(t testing.TB, base string) []ajwt.AuditEvent {
+func auditEvents(t testing.TB, base, admin string) []ajwt.AuditEvent {
 	t.Helper()
 	var all []ajwt.AuditEvent
 	since := int64(0)
 	for {
-		res, err := http.Get(base + "/v1/audit?since=" + itoa(since))
+		req, _ := http.NewRequest("GET", base+"/v1/audit?since="+itoa(since), nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package resourceproxy
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -216,4 +217,30 @@ func (p *Proxy) bearerToken(ctx context.Context, r *http.Request, rt *route, now
 		return c, aerr
 	}
 	return c, nil
+}
+
+// adminToken authorises reads of the proxy's own audit: a Bearer admin token issued by
+// the IDP (`at+jwt`, aud = the issuer, scope ajwt:admin), verified with the same JWKS
+// as every other token. Audit events name agents, executions and paths, so they are not
+// public.
+func (p *Proxy) adminToken(ctx context.Context, r *http.Request) *ajwt.Error {
+	tok, aerr := authorization(r, "Bearer")
+	if aerr != nil {
+		return aerr
+	}
+	iss := p.currentIssuer()
+	if iss == "" {
+		return notReady()
+	}
+	c, aerr := verified(ctx, p, tok, ajwt.TypAccess, func(c *ajwt.AccessClaims) *ajwt.RegisteredClaims { return &c.RegisteredClaims })
+	if aerr != nil {
+		return aerr
+	}
+	if aerr := p.checkRegistered(&c.RegisteredClaims, iss, p.cfg.Now()); aerr != nil {
+		return aerr
+	}
+	if !slices.Contains(ajwt.ParseScope(c.Scope), ajwt.ScopeAdmin) {
+		return ajwt.Forbidden(ajwt.ReasonForbidden, "the audit needs an admin token")
+	}
+	return nil
 }
