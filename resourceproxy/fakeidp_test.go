@@ -13,9 +13,9 @@ import (
 )
 
 // fakeIDP serves what a proxy reads from an IDP (metadata, JWKS, revocation feed) and
-// signs intent tokens with any claims. The real IDP is used wherever it can issue the
-// token a test needs; this one covers operations with `json` members, which the IDP
-// cannot register yet (see the report), and the network-free benchmark and fuzz test.
+// signs tokens with any claims. The real IDP is used wherever it can issue the token a
+// test needs; this one forges what the IDP never issues (a DPoP-bound at+jwt, arbitrary
+// claims) and serves the network-free benchmark and fuzz test.
 type fakeIDP struct {
 	ts  *httptest.Server
 	key ed25519.PrivateKey

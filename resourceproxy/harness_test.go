@@ -164,7 +164,7 @@ func newEnv(t testing.TB) *env {
 			{"id": "commit_changes", "agent": "supervisor", "resource": ajwt.ResourceGitHub, "scopes": []string{"repo:read", "repo:write"},
 				"operations": []map[string]any{
 					{"method": "GET", "path": "/repos/{repo}/contents/go.mod"},
-					{"method": "PUT", "path": "/repos/{repo}/contents/go.mod"}}},
+					{"method": "PUT", "path": "/repos/{repo}/contents/go.mod", "json": map[string]string{"branch": "{branch}"}}}},
 			{"id": "query_vulns", "agent": "planner", "resource": ajwt.ResourceOSV, "scopes": []string{"vulns:read"},
 				"operations": []map[string]any{{"method": "POST", "path": "/v1/querybatch"}, {"method": "GET", "path": "/v1/vulns/*"}}},
 		},

@@ -412,23 +412,22 @@ func auditEvents(t testing.TB, base, admin string) []ajwt.AuditEvent {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // TestJSONOperations: an operation with a `json` member (commit_changes' PUT with
-// {"branch": "ajwt/<execution_id>"}) is matched against the strictly decoded body, and
-// the exact checked bytes are forwarded. Tokens come from fakeIDP because the IDP
-// cannot register json operations yet.
+// {"branch": "{branch}"}, registered at the real IDP) is matched against the strictly
+// decoded body, and the exact checked bytes are forwarded.
 func TestJSONOperations(t *testing.T) {
-	f := newFakeIDP(t)
-	up := newUpstream(t)
-	_, base := startProxy(t, f.ts.URL, "s", up, nil)
-	key := newKey()
+	e := newEnv(t)
+	tk := e.tokens()
+	up, base, tok, key := e.up, e.proxyURL, tk.commit, tk.sup.key
+	branch := "ajwt/" + tk.execID
+	if op := decodeClaims[ajwt.IntentClaims](t, tok).Intent.Operations[1]; op.JSON["branch"] != branch {
+		t.Fatalf("the token's PUT operation is %+v", op)
+	}
 	path := "/github/repos/acme/webapp/contents/go.mod"
-	tok := f.sign(t, f.intent(key, ajwt.ResourceGitHub, "repo:read repo:write",
-		ajwt.Operation{Method: "GET", Path: "/repos/acme/webapp/contents/go.mod"},
-		ajwt.Operation{Method: "PUT", Path: "/repos/acme/webapp/contents/go.mod", JSON: map[string]string{"branch": "ajwt/exec-1"}}))
-	good := "{\"message\":\"bump\", \"branch\" : \"ajwt/exec-1\",\"content\":\"eA==\"}\n"
+	good := "{\"message\":\"bump\", \"branch\" : \"" + branch + "\",\"content\":\"eA==\"}\n"
 	if r := send(t, agentReq(t, base, "PUT", path, tok, key, "application/json; charset=utf-8", good)); r.status != 200 {
 		t.Fatalf("PUT with branch: %d %s", r.status, r.raw)
 	}
-	if got := up.last(t); got.Body != good || got.Header.Get("Content-Type") != "application/json; charset=utf-8" || got.RawPath != "/api/repos/acme/webapp/contents/go.mod" {
+	if got := up.last(t); got.Body != good || got.Header.Get("Content-Type") != "application/json; charset=utf-8" || !strings.HasSuffix(got.RawPath, "/repos/acme/webapp/contents/go.mod") {
 		t.Fatalf("upstream got %+v", got)
 	}
 	for _, c := range []struct {
@@ -438,13 +437,13 @@ func TestJSONOperations(t *testing.T) {
 	}{
 		{"no branch", "application/json", `{"message":"x"}`, 403, ajwt.ReasonOperationNotPermitted},
 		{"branch main", "application/json", `{"branch":"main"}`, 403, ajwt.ReasonOperationNotPermitted},
-		{"branch not a string", "application/json", `{"branch":["ajwt/exec-1"]}`, 403, ajwt.ReasonOperationNotPermitted},
-		{"case-folded twin", "application/json", `{"branch":"ajwt/exec-1","Branch":"main"}`, 403, ajwt.ReasonOperationNotPermitted},
-		{"not JSON content type", "text/plain", `{"branch":"ajwt/exec-1"}`, 403, ajwt.ReasonOperationNotPermitted},
+		{"branch not a string", "application/json", `{"branch":["`+branch+`"]}`, 403, ajwt.ReasonOperationNotPermitted},
+		{"case-folded twin", "application/json", `{"branch":"`+branch+`","Branch":"main"}`, 403, ajwt.ReasonOperationNotPermitted},
+		{"not JSON content type", "text/plain", `{"branch":"`+branch+`"}`, 403, ajwt.ReasonOperationNotPermitted},
 		{"no body", "application/json", ``, 400, ajwt.ReasonInvalidRequest},
-		{"duplicate members", "application/json", `{"branch":"ajwt/exec-1","branch":"main"}`, 400, ajwt.ReasonInvalidRequest},
-		{"nested duplicate members", "application/json", `{"branch":"ajwt/exec-1","x":{"a":1,"a":2}}`, 400, ajwt.ReasonInvalidRequest},
-		{"trailing data", "application/json", `{"branch":"ajwt/exec-1"} {}`, 400, ajwt.ReasonInvalidRequest},
+		{"duplicate members", "application/json", `{"branch":"`+branch+`","branch":"main"}`, 400, ajwt.ReasonInvalidRequest},
+		{"nested duplicate members", "application/json", `{"branch":"`+branch+`","x":{"a":1,"a":2}}`, 400, ajwt.ReasonInvalidRequest},
+		{"trailing data", "application/json", `{"branch":"`+branch+`"} {}`, 400, ajwt.ReasonInvalidRequest},
 		{"invalid UTF-8", "application/json", "{\"branch\":\"ajwt/exec-1\",\"m\":\"\xff\"}", 400, ajwt.ReasonInvalidRequest},
 	} {
 		t.Run(c.name, func(t *testing.T) {
