@@ -437,13 +437,13 @@ func TestJSONOperations(t *testing.T) {
 	}{
 		{"no branch", "application/json", `{"message":"x"}`, 403, ajwt.ReasonOperationNotPermitted},
 		{"branch main", "application/json", `{"branch":"main"}`, 403, ajwt.ReasonOperationNotPermitted},
-		{"branch not a string", "application/json", `{"branch":["`+branch+`"]}`, 403, ajwt.ReasonOperationNotPermitted},
-		{"case-folded twin", "application/json", `{"branch":"`+branch+`","Branch":"main"}`, 403, ajwt.ReasonOperationNotPermitted},
-		{"not JSON content type", "text/plain", `{"branch":"`+branch+`"}`, 403, ajwt.ReasonOperationNotPermitted},
+		{"branch not a string", "application/json", `{"branch":["` + branch + `"]}`, 403, ajwt.ReasonOperationNotPermitted},
+		{"case-folded twin", "application/json", `{"branch":"` + branch + `","Branch":"main"}`, 403, ajwt.ReasonOperationNotPermitted},
+		{"not JSON content type", "text/plain", `{"branch":"` + branch + `"}`, 403, ajwt.ReasonOperationNotPermitted},
 		{"no body", "application/json", ``, 400, ajwt.ReasonInvalidRequest},
-		{"duplicate members", "application/json", `{"branch":"`+branch+`","branch":"main"}`, 400, ajwt.ReasonInvalidRequest},
-		{"nested duplicate members", "application/json", `{"branch":"`+branch+`","x":{"a":1,"a":2}}`, 400, ajwt.ReasonInvalidRequest},
-		{"trailing data", "application/json", `{"branch":"`+branch+`"} {}`, 400, ajwt.ReasonInvalidRequest},
+		{"duplicate members", "application/json", `{"branch":"` + branch + `","branch":"main"}`, 400, ajwt.ReasonInvalidRequest},
+		{"nested duplicate members", "application/json", `{"branch":"` + branch + `","x":{"a":1,"a":2}}`, 400, ajwt.ReasonInvalidRequest},
+		{"trailing data", "application/json", `{"branch":"` + branch + `"} {}`, 400, ajwt.ReasonInvalidRequest},
 		{"invalid UTF-8", "application/json", "{\"branch\":\"ajwt/exec-1\",\"m\":\"\xff\"}", 400, ajwt.ReasonInvalidRequest},
 	} {
 		t.Run(c.name, func(t *testing.T) {
