@@ -31,6 +31,8 @@ commands:
   idp                 run the identity provider (authorization server)
   idp rotate-key      rotate the IDP's signing key (admin)
   proxy               run the resource proxy in front of GitHub and OSV
+  forge               run the local GitHub-compatible forge (bare git repositories)
+  osv-mirror          serve the OSV API from local OSV records
   register            register an agent, workflow or shim build (admin)
   shim-checksum       print this binary's shim checksum
   audit verify        verify the audit hash chain of a database
@@ -66,6 +68,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runIDP(ctx, rest, stdout, stderr)
 	case "proxy":
 		return runProxy(ctx, rest, stdout, stderr)
+	case "forge":
+		return runForge(ctx, rest, stdout, stderr)
+	case "osv-mirror":
+		return runOSVMirror(ctx, rest, stdout, stderr)
 	case "register":
 		return runRegister(ctx, rest, stdout, stderr)
 	case "shim-checksum":
