@@ -248,8 +248,16 @@ func NormalizeHTU(s string) (string, error) {
 	}
 	// Lower-case ASCII only (RFC 3986 §6.2.2.1): strings.ToLower would turn each invalid
 	// UTF-8 byte into U+FFFD (distinct hosts colliding) and U+212A KELVIN SIGN into "k".
-	// Hostname is decoded, so re-encode "%" (an IPv6 zone's "%25") to keep a URI.
-	host := strings.ReplaceAll(asciiLower(u.Hostname()), "%", "%25")
+	// Hosts are DNS names (punycode for IDNs), IPv4 or IPv6 literals: anything else,
+	// including IPv6 zone identifiers (link-local only, RFC 6874) and percent-decoded
+	// delimiters, is refused rather than re-encoded, so the result is always a URI
+	// that normalises to itself.
+	host := asciiLower(u.Hostname())
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_' || c == ':') {
+			return "", errors.New("htu host has characters outside a DNS name or IP literal")
+		}
+	}
 	port := u.Port()
 	if (scheme == "http" && port == "80") || (scheme == "https" && port == "443") {
 		port = ""
